@@ -1,0 +1,42 @@
+// Everything the collector worker does, written against a port so it runs (and is tested) in
+// the main thread too; worker.ts only hands it `parentPort` and `workerData`.
+
+import { Collector } from './collect.js'
+import { isSupervisorMessage, type CollectorSettings, type WorkerMessage } from './messages.js'
+import { startSchedule, type Clock, systemClock } from './schedule.js'
+
+export interface SupervisorPort {
+  postMessage(message: WorkerMessage): void
+  on(event: 'message', listener: (message: unknown) => void): unknown
+  close(): void
+}
+
+/**
+ * Collects at once, reports `ready`, then collects on the interval's deadlines until the
+ * supervisor says `stop` (which lets the current collection finish, then closes the port so the
+ * thread can exit by itself).
+ */
+export function runCollectorLoop(settings: CollectorSettings, port: SupervisorPort, clock: Clock = systemClock): void {
+  const collector = new Collector({
+    ...settings,
+    log: (message) => port.postMessage({ type: 'log', message }),
+  })
+  let ready = false
+  let running: Promise<unknown> = Promise.resolve()
+  const schedule = startSchedule(settings.intervalSeconds * 1000, async () => {
+    running = collector.collectOnce()
+    await running
+    if (!ready) {
+      ready = true
+      port.postMessage({ type: 'ready' })
+    }
+  }, clock)
+
+  port.on('message', (message) => {
+    if (!isSupervisorMessage(message)) {
+      throw new Error(`collector worker got an unknown message: ${JSON.stringify(message)}`)
+    }
+    schedule.stop()
+    void running.finally(() => port.close())
+  })
+}
