@@ -10,6 +10,7 @@ import { CollectorSupervisor } from './collector/supervisor.js'
 import { HELP, parseInvocation, type Config } from './config.js'
 import { errnoCode, RunnerMetricsError } from './errors.js'
 import type { Log } from './log.js'
+import { followRunnerOutput } from './runner/follower.js'
 import { createEndpoint } from './server/endpoint.js'
 import { VERSION } from './version.js'
 
@@ -115,13 +116,29 @@ async function serve(config: Config, io: Io): Promise<number> {
   const collecting = config.collector ? `collector every ${config.intervalSeconds} s` : 'collector off'
   io.log(`serving ${config.metricsFile} on http://${host}:${config.port}/metrics (${collecting})`)
 
+  const stopFollowing = new AbortController()
+  const following =
+    config.runnerOutput === undefined
+      ? undefined
+      : followRunnerOutput({
+          runnerOutput: config.runnerOutput,
+          jobsLog: config.jobsLog,
+          log: io.log,
+          signal: stopFollowing.signal,
+          pollMs: Math.min(1000, config.intervalSeconds * 1000),
+          // A finished job reaches the metrics at once, not an interval later: an ephemeral
+          // runner's last job must be scraped during the entrypoint's linger.
+          onJobRecorded: () => supervisor?.collectNow(),
+        })
+
   await stopRequested
+  stopFollowing.abort()
   const deadline = setTimeout(() => {
     io.log('shutdown took too long; exiting anyway')
     process.exit(EXIT_OK)
   }, SHUTDOWN_DEADLINE_MS)
   deadline.unref()
-  await Promise.all([endpoint.close(SHUTDOWN_GRACE_MS), supervisor?.stop(SHUTDOWN_GRACE_MS)])
+  await Promise.all([endpoint.close(SHUTDOWN_GRACE_MS), supervisor?.stop(SHUTDOWN_GRACE_MS), following])
   if (config.collector) removeOwnTempFiles(config.metricsFile)
   const stats = endpoint.stats()
   io.log(`stopped; served ${stats.responses} responses (${stats.byStatus[200] ?? 0} 200 OK)`)

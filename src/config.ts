@@ -17,6 +17,8 @@ export interface Config {
   runnerType: string
   collector: boolean
   maxConnections: number
+  /** A copy of the runner's stdout to follow for true job results (see src/runner/); off when undefined. */
+  runnerOutput: string | undefined
 }
 
 export interface Invocation {
@@ -85,6 +87,7 @@ const OPTIONS: readonly OptionSpec[] = [
   { key: 'runnerType', flag: '--runner-type', env: 'RUNNER_TYPE', parse: parseText },
   { key: 'maxConnections', flag: '--max-connections', env: 'METRICS_MAX_CONNECTIONS', parse: parseMaxConnections },
   { key: 'collector', flag: '--collector', env: 'METRICS_COLLECTOR', parse: parseCollectorSwitch },
+  { key: 'runnerOutput', flag: '--runner-output', env: 'RUNNER_OUTPUT_LOG', parse: parseText },
 ]
 
 export function defaultConfig(): Config {
@@ -98,6 +101,7 @@ export function defaultConfig(): Config {
     runnerType: 'standard',
     collector: true,
     maxConnections: 512,
+    runnerOutput: undefined,
   }
 }
 
@@ -165,6 +169,8 @@ Options (each also read from the environment variable shown; flags win):
   --runner-type TYPE     RUNNER_TYPE              runner_type label (standard)
   --max-connections N    METRICS_MAX_CONNECTIONS  connections served at once (512)
   --no-collector         METRICS_COLLECTOR=off    only serve a file another process writes
+  --runner-output PATH   RUNNER_OUTPUT_LOG        follow this copy of the runner's stdout and
+                                                  record each job's true result (off)
   -h, --help             show this help
   -v, --version          show the version
 

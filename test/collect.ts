@@ -1,12 +1,12 @@
 import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { Collector, type CollectorOptions } from '../src/collector/collect.js'
 import { parseSamples, runnerLabels } from './fixtures/samples.js'
 
 const labels = runnerLabels('r1')
 
-function setup(t: Tap, files: Record<string, string> = {}) {
+function setup(t: Test, files: Record<string, string> = {}) {
   const dir = t.testdir(files)
   const logs: string[] = []
   const options: CollectorOptions = {
@@ -20,7 +20,6 @@ function setup(t: Tap, files: Record<string, string> = {}) {
   const read = () => parseSamples(readFileSync(options.metricsFile, 'utf8'))
   return { dir, logs, options, read }
 }
-type Tap = Parameters<Parameters<typeof t.test>[1]>[0]
 
 t.test('a collection turns the job log into the metrics file', async (t) => {
   const { options, read, logs } = setup(t, {

@@ -1,5 +1,5 @@
 import { once } from 'node:events'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, watch, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import t from 'tap'
@@ -153,4 +153,24 @@ t.test('collect writes the file once and exits 0; failures exit 1', async (t) =>
   const badLog = io()
   t.equal(await main(['collect', '--jobs-log', dir], env, badLog.io), 1)
   t.match(badLog.logs, [/cannot read job log/, /^wrote .*metrics\.prom, but the job log could not be read$/])
+})
+
+t.test('serve --runner-output records the runner\'s true results and collects at once', async (t) => {
+  const dir = t.testdir({})
+  const port = await freePort()
+  const run = io()
+  const env = { JOBS_LOG: join(dir, 'jobs.log'), METRICS_FILE: join(dir, 'metrics.prom'), RUNNER_NAME: 'f', RUNNER_OUTPUT_LOG: join(dir, 'runner.out') }
+  const exit = main(['--port', String(port), '--host', '127.0.0.1', '--interval', '3600'], env, run.io)
+  await run.started
+  const watcher = watch(dir)
+  t.teardown(() => watcher.close())
+  const collected = new Promise<void>((resolve) => watcher.on('change', (_type, name) => name === 'metrics.prom' && resolve()))
+  writeFileSync(env.JOBS_LOG, '1736937000|started|0|o/r/1/1/build\n')
+  writeFileSync(env.RUNNER_OUTPUT_LOG, '2025-01-15 10:30:00Z: Running job: build\n2025-01-15 10:30:42Z: Job build completed with result: Failed\n')
+  await collected
+  const samples = parseSamples(readFileSync(env.METRICS_FILE, 'utf8'))
+  t.equal(samples.get('github_runner_jobs_total{runner_name="f",runner_type="standard",status="failure"}'), 1, 'an hour before the next interval')
+  t.equal(samples.get('github_runner_job_duration_seconds_sum{runner_name="f",runner_type="standard"}'), 42)
+  run.stop()
+  t.equal(await exit, 0)
 })

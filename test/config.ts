@@ -16,6 +16,7 @@ t.test('defaults match the netcat loop it replaces', async (t) => {
     runnerType: 'standard',
     collector: true,
     maxConnections: 512,
+    runnerOutput: undefined,
   })
   t.same(defaultConfig(), config)
 })
@@ -31,6 +32,7 @@ t.test('every option has a flag and an environment variable; flags win', async (
     RUNNER_TYPE: 'chrome',
     METRICS_MAX_CONNECTIONS: '64',
     METRICS_COLLECTOR: 'off',
+    RUNNER_OUTPUT_LOG: '/env/runner.out',
   }
   const fromEnv = parseInvocation([], env).config
   t.same(fromEnv, {
@@ -43,11 +45,12 @@ t.test('every option has a flag and an environment variable; flags win', async (
     runnerType: 'chrome',
     collector: false,
     maxConnections: 64,
+    runnerOutput: '/env/runner.out',
   })
   const argv = [
     'serve', '--port', '9200', '--host=::1', '--metrics-file', '/flag/m.prom', '--jobs-log=/flag/jobs.log',
     '--interval', '0.05', '--runner-name', 'flag-runner', '--runner-type', 'chrome-go', '--max-connections', '8',
-    '--collector', 'on',
+    '--collector', 'on', '--runner-output', '/flag/runner.out',
   ]
   t.same(parseInvocation(argv, env).config, {
     port: 9200,
@@ -59,6 +62,7 @@ t.test('every option has a flag and an environment variable; flags win', async (
     runnerType: 'chrome-go',
     collector: true,
     maxConnections: 8,
+    runnerOutput: '/flag/runner.out',
   })
   t.equal(parseInvocation(['--no-collector'], {}).config.collector, false)
   t.equal(parseInvocation([], { METRICS_COLLECTOR: 'ON' }).config.collector, true)

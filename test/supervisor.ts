@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, watch, writeFileSync } from 'node:fs'
 import t from 'tap'
 import { CollectorSupervisor, type SupervisorOptions } from '../src/collector/supervisor.js'
 import type { CollectorSettings } from '../src/collector/messages.js'
@@ -48,9 +48,19 @@ t.test('the real worker collects once before it reports ready, then stops gracef
   await supervisor.start()
   const samples = parseSamples(readFileSync(join(dir, 'metrics.prom'), 'utf8'))
   t.equal(samples.get('github_runner_jobs_total{runner_name="sup",runner_type="standard",status="success"}'), 1)
+  // an extra collection on request: the interval is 30 s, so only collectNow() can do this
+  writeFileSync(join(dir, 'jobs.log'), '1700000000|success|12|a\n1700000001|failure|1|b\n')
+  const watcher = watch(dir)
+  const renamed = new Promise<void>((resolve) => watcher.on('change', (_type, name) => name === 'metrics.prom' && resolve()))
+  supervisor.collectNow()
+  await renamed
+  watcher.close()
+  t.equal(parseSamples(readFileSync(join(dir, 'metrics.prom'), 'utf8')).get('github_runner_jobs_total{runner_name="sup",runner_type="standard",status="failure"}'), 1)
   const stopping = supervisor.stop(1000)
   t.equal(supervisor.stop(), stopping, 'stop is safe to call twice')
   await stopping
+  supervisor.collectNow()
+  t.pass('collectNow after stop is a no-op')
   t.same(lines, [])
   t.equal(supervisor.restarts, 0)
 })

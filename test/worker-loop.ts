@@ -1,5 +1,5 @@
 import { once } from 'node:events'
-import { existsSync, mkdirSync, watch } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, watch, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { MessageChannel } from 'node:worker_threads'
 import t from 'tap'
@@ -32,6 +32,24 @@ t.test('ready after the first collection, then a collection per interval, until 
   port2.postMessage({ type: 'stop' })
   await once(port2, 'close')
   t.pass('the loop closed its port after stop: the worker thread can exit')
+})
+
+t.test('a collect message collects at once, off the schedule', async (t) => {
+  const dir = t.testdir({})
+  const { port1, port2 } = new MessageChannel()
+  t.teardown(() => port2.close())
+  runCollectorLoop(settings(dir, 3600), port1)
+  await once(port2, 'message')
+  const watcher = watch(dir)
+  t.teardown(() => watcher.close())
+  const renamed = new Promise<void>((resolve) => watcher.on('change', (_type, name) => name === 'metrics.prom' && resolve()))
+  writeFileSync(join(dir, 'jobs.log'), '1700000000|success|1|a\n')
+  port2.postMessage({ type: 'collect' })
+  await renamed
+  t.match(readFileSync(join(dir, 'metrics.prom'), 'utf8'), /status="success"} 1\n/, 'an hour before the next deadline')
+  port2.postMessage({ type: 'collect' })
+  port2.postMessage({ type: 'stop' })
+  await once(port2, 'close')
 })
 
 t.test('collector problems are sent as log messages', async (t) => {
@@ -81,6 +99,7 @@ t.test('message guards', async (t) => {
   t.notOk(isWorkerMessage(null))
   t.notOk(isWorkerMessage('ready'))
   t.ok(isSupervisorMessage({ type: 'stop' }))
+  t.ok(isSupervisorMessage({ type: 'collect' }))
   t.notOk(isSupervisorMessage({ type: 'go' }))
   t.notOk(isSupervisorMessage(null))
   t.notOk(isSupervisorMessage(7))

@@ -18,7 +18,11 @@ export type WorkerMessage =
   /** A line for the exporter's stderr (the worker has no say over how the process logs). */
   | { type: 'log'; message: string }
 
-export type SupervisorMessage = { type: 'stop' }
+export type SupervisorMessage =
+  /** Finish the current collection, then exit. */
+  | { type: 'stop' }
+  /** Collect now, off the schedule (a job just finished); the schedule's grid does not move. */
+  | { type: 'collect' }
 
 export function isWorkerMessage(value: unknown): value is WorkerMessage {
   if (typeof value !== 'object' || value === null) return false
@@ -28,5 +32,7 @@ export function isWorkerMessage(value: unknown): value is WorkerMessage {
 }
 
 export function isSupervisorMessage(value: unknown): value is SupervisorMessage {
-  return typeof value === 'object' && value !== null && (value as { type?: unknown }).type === 'stop'
+  if (typeof value !== 'object' || value === null) return false
+  const type = (value as { type?: unknown }).type
+  return type === 'stop' || type === 'collect'
 }

@@ -115,6 +115,11 @@ export class CollectorSupervisor {
     }, delay)
   }
 
+  /** Asks a running worker for a collection now (a job just finished); a no-op otherwise. */
+  collectNow(): void {
+    if (this.#stopping === undefined) this.#worker?.postMessage({ type: 'collect' } satisfies SupervisorMessage)
+  }
+
   /** Asks the worker to finish its current collection and exit; terminates it after `graceMs`. */
   stop(graceMs = 300): Promise<void> {
     this.#stopping ??= this.#stop(graceMs)

@@ -12,9 +12,9 @@ export interface SupervisorPort {
 }
 
 /**
- * Collects at once, reports `ready`, then collects on the interval's deadlines until the
- * supervisor says `stop` (which lets the current collection finish, then closes the port so the
- * thread can exit by itself).
+ * Collects at once, reports `ready`, then collects on the interval's deadlines, and whenever the
+ * supervisor asks for it, until the supervisor says `stop` (which lets the current collection
+ * finish, then closes the port so the thread can exit by itself). Collections never overlap.
  */
 export function runCollectorLoop(settings: CollectorSettings, port: SupervisorPort, clock: Clock = systemClock): void {
   const collector = new Collector({
@@ -22,10 +22,15 @@ export function runCollectorLoop(settings: CollectorSettings, port: SupervisorPo
     log: (message) => port.postMessage({ type: 'log', message }),
   })
   let ready = false
-  let running: Promise<unknown> = Promise.resolve()
+  let stopped = false
+  // Every collection chains onto the previous one, so an extra one never runs alongside.
+  let last: Promise<unknown> = Promise.resolve()
+  const collect = (): Promise<unknown> => {
+    last = last.then(() => (stopped ? undefined : collector.collectOnce()))
+    return last
+  }
   const schedule = startSchedule(settings.intervalSeconds * 1000, async () => {
-    running = collector.collectOnce()
-    await running
+    await collect()
     if (!ready) {
       ready = true
       port.postMessage({ type: 'ready' })
@@ -36,7 +41,12 @@ export function runCollectorLoop(settings: CollectorSettings, port: SupervisorPo
     if (!isSupervisorMessage(message)) {
       throw new Error(`collector worker got an unknown message: ${JSON.stringify(message)}`)
     }
+    if (message.type === 'collect') {
+      void collect()
+      return
+    }
+    stopped = true
     schedule.stop()
-    void running.finally(() => port.close())
+    void last.finally(() => port.close())
   })
 }
