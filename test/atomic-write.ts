@@ -74,6 +74,8 @@ t.test('EBUSY on rename (a bind-mounted file) falls back to rewriting in place',
   })
   t.same(await busyWrite(target, 'new\n'), { inPlace: true })
   t.equal(readFileSync(target, 'utf8'), 'new\n', 'rewritten and truncated')
+  t.same(await busyWrite(target, Buffer.from('bytes\n')), { inPlace: true })
+  t.equal(readFileSync(target, 'utf8'), 'bytes\n', 'bytes too')
   t.equal(statSync(target).ino, before, 'same inode: the bind mount still shows it')
   t.same(readdirSync(dir), ['metrics.prom'])
 })

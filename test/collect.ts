@@ -2,6 +2,7 @@ import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFile
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { Collector, type CollectorOptions } from '../src/collector/collect.js'
+import { emptyCounts } from '../src/collector/jobs.js'
 import { parseSamples, runnerLabels } from './fixtures/samples.js'
 
 const labels = runnerLabels('r1')
@@ -140,4 +141,25 @@ t.test('uptime and timestamps come from the injected clock', async (t) => {
   t.equal(samples.get(`github_runner_uptime_seconds{${labels}}`), 90.25)
   t.equal(samples.get('github_runner_collector_last_success_timestamp_seconds'), 1_700_000_000.25)
   t.equal(samples.get('github_runner_collector_duration_seconds'), 0.25)
+})
+
+t.test('errors without a system code are reported as unknown', async (t) => {
+  const { options, logs } = setup(t)
+  const { Collector: OddCollector } = await t.mockImport<typeof import('../src/collector/collect.js')>('../src/collector/collect.js', {
+    '../src/atomic-write.js': {
+      writeFileAtomic: async () => {
+        throw new Error('odd write failure')
+      },
+    },
+    '../src/collector/job-log.js': {
+      JobLogReader: class {
+        counts = emptyCounts()
+        async readNew() {
+          throw new Error('odd read failure')
+        }
+      },
+    },
+  })
+  t.same(await new OddCollector(options).collectOnce(), { ok: false, written: false })
+  t.match(logs, [/cannot read job log .* \(unknown\)/, /cannot write .* \(unknown\)/])
 })
