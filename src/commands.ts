@@ -4,13 +4,11 @@
 import { accessSync, constants, statSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { removeOwnTempFiles } from './atomic-write.js'
-import { Collector } from './collector/collect.js'
 import type { CollectorSettings } from './collector/messages.js'
 import { CollectorSupervisor } from './collector/supervisor.js'
 import { HELP, parseInvocation, type Config } from './config.js'
 import { errnoCode, RunnerMetricsError } from './errors.js'
 import type { Log } from './log.js'
-import { followRunnerOutput } from './runner/follower.js'
 import { createEndpoint } from './server/endpoint.js'
 import { VERSION } from './version.js'
 
@@ -80,6 +78,8 @@ function collectorSettings(config: Config): CollectorSettings {
 }
 
 async function collect(config: Config, io: Io): Promise<number> {
+  // Loaded on demand: every module the main thread of `serve` does not need is memory it keeps.
+  const { Collector } = await import('./collector/collect.js')
   const collector = new Collector({ ...collectorSettings(config), log: io.log })
   const result = await collector.collectOnce()
   if (result.ok) return EXIT_OK
@@ -120,7 +120,7 @@ async function serve(config: Config, io: Io): Promise<number> {
   const following =
     config.runnerOutput === undefined
       ? undefined
-      : followRunnerOutput({
+      : (await import('./runner/follower.js')).followRunnerOutput({
           runnerOutput: config.runnerOutput,
           jobsLog: config.jobsLog,
           log: io.log,
