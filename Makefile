@@ -18,6 +18,9 @@ test: install
 bench: install
 	npm run bench
 
+soak: install
+	npm run soak
+
 bench-deps:
 	apt-get update && apt-get install -y nginx netcat-openbsd wrk
 

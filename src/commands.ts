@@ -81,7 +81,8 @@ async function collect(config: Config, io: Io): Promise<number> {
   // Loaded on demand: every module the main thread of `serve` does not need is memory it keeps.
   const { Collector } = await import('./collector/collect.js')
   const collector = new Collector({ ...collectorSettings(config), log: io.log })
-  const result = await collector.collectOnce()
+  // The reader holds the job log open between collections: close it before exiting.
+  const result = await collector.collectOnce().finally(() => collector.close())
   if (result.ok) return EXIT_OK
   io.log(result.written ? `wrote ${config.metricsFile}, but the job log could not be read` : `collection failed; ${config.metricsFile} was not replaced`)
   return EXIT_FAILURE

@@ -47,6 +47,11 @@ export class Collector {
     return this.#errorsTotal
   }
 
+  /** Lets a collection in progress finish its read, then closes the job log the reader holds open. */
+  close(): Promise<void> {
+    return this.#reader.close()
+  }
+
   async collectOnce(): Promise<CollectionResult> {
     const startedAt = this.#now()
     const logRead = await this.#readJobLog()

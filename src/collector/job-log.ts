@@ -1,10 +1,12 @@
 // Incremental reading of the job log. Each pass reads only the bytes appended since the last one
-// (a byte offset in a file known by dev + inode), hands every complete line to jobs.ts and leaves
-// an unfinished last line for the next pass. A file that shrank or was replaced is read again
-// from the start; the counts are never reset, so the counters they feed stay monotonic.
-// State is O(1): an offset, a file identity, and at most one held-back line.
+// (a byte offset in the file the reader holds open), hands every complete line to jobs.ts and
+// leaves an unfinished last line for the next pass. The file stays open between passes, so a
+// rotation loses nothing: when the path names another file (or nothing), the held file is first
+// read to its end, then closed, and the new file is read from its start. A file that shrank is
+// read again from the start. The counts are never reset, so the counters they feed stay
+// monotonic. State is O(1): an offset, one open file, and at most one held-back line.
 
-import { constants } from 'node:fs'
+import { constants, type Stats } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -13,7 +15,7 @@ import { errnoCode, RunnerMetricsError } from '../errors.js'
 import { applyEvent, emptyCounts, parseJobLine, type JobCounts } from './jobs.js'
 
 export interface JobLogReadResult {
-  /** Bytes read from the file in this pass. */
+  /** Bytes read in this pass (from a rotated file's tail and from the file now at the path). */
   bytesRead: number
   /** Complete lines seen in this pass (events, blank, invalid and over-long ones). */
   lines: number
@@ -33,19 +35,32 @@ const DEFAULT_MAX_LINE_BYTES = 4096
 const READ_CHUNK_BYTES = 256 * 1024
 const NEWLINE = 0x0a
 const CR = 0x0d
+const NOTHING_READ = Object.freeze({ bytesRead: 0, lines: 0 })
+
+/** The file the reader reads, held open between passes, and its identity. */
+interface HeldFile {
+  handle: FileHandle
+  dev: number
+  ino: number
+}
+
+type RangeRead = Pick<JobLogReadResult, 'bytesRead' | 'lines'>
 
 export class JobLogReader {
   readonly counts: JobCounts
   readonly #path: string
   readonly #maxLineBytes: number
-  // Where the next pass starts: just after a `\n`, or inside an over-long line whose first
-  // bytes were already dropped.
+  // Holding the file open is what lets a pass finish it after a rotation (rename and a new file,
+  // or deletion): its bytes stay readable, and its inode number cannot be reused meanwhile.
+  #held: HeldFile | undefined
+  // Where the next pass starts in the held file: just after a `\n`, or inside an over-long line
+  // whose first bytes were already dropped.
   #offset = 0
   #insideOverlongLine = false
-  #file: { dev: number; ino: number } | undefined
   // Reused by every pass, so reading allocates no Buffers and leaves none for the GC to find.
   readonly #buffers: LineBuffers
   #lastPass: Promise<unknown> = Promise.resolve()
+  #closed = false
 
   constructor(path: string, options: JobLogReaderOptions = {}) {
     this.#path = path
@@ -56,60 +71,128 @@ export class JobLogReader {
 
   /**
    * Reads what was appended since the last pass. A missing log is zero new lines; any other
-   * failure (EISDIR, EACCES, ...) rejects with the system's error and leaves the counts as they
-   * were; the next pass reads the same bytes again (or, if something other than a file took the
-   * log's place, whatever file comes back from its start).
+   * failure (EISDIR, EACCES, ...) rejects with the system's error and leaves the counts of the
+   * failed read as they were; the next pass reads the same bytes again (or, if something other
+   * than a file took the log's place, whatever file comes back from its start).
    */
   readNew(): Promise<JobLogReadResult> {
+    if (this.#closed) return Promise.reject(new Error(`the reader of ${this.#path} is closed`))
     // One pass at a time: overlapping passes would count the same bytes twice.
     const pass = this.#lastPass.then(() => this.#readPass())
     this.#lastPass = pass.catch(() => undefined)
     return pass
   }
 
+  /** Lets a pass in progress finish, then closes the held file. Safe to call twice. */
+  close(): Promise<void> {
+    this.#closed = true
+    const closing = this.#lastPass.then(() => this.#release())
+    this.#lastPass = closing
+    return closing
+  }
+
   async #readPass(): Promise<JobLogReadResult> {
+    const opened = await this.#openPath()
+    const held = this.#held
+    if (held !== undefined && opened !== undefined && opened.stats.dev === held.dev && opened.stats.ino === held.ino) {
+      await opened.handle.close()
+      return this.#readHeld(held, opened.stats.size)
+    }
+
+    // The path names another file, something that is not a file, or nothing: first read what
+    // was appended to the held file before it was renamed or deleted, then let it go.
+    let drained: RangeRead = NOTHING_READ
+    if (held !== undefined) {
+      try {
+        drained = await this.#drain(held)
+      } catch (error) {
+        await opened?.handle.close()
+        throw error
+      }
+    }
+    if (opened === undefined) return { ...drained, restarted: false }
+
+    const { handle, stats } = opened
+    if (!stats.isFile()) {
+      try {
+        // A directory fails here with the system's own EISDIR.
+        if (stats.isDirectory()) await handle.read(Buffer.alloc(1), 0, 1, 0)
+      } finally {
+        await handle.close()
+      }
+      throw new RunnerMetricsError(
+        'ERR_JOB_LOG_READ',
+        `the job log ${this.#path} is not a regular file; make it a plain file the runner appends to`,
+      )
+    }
+    // A log that comes back is a new file, even if it gets the old inode number.
+    const file = { handle, dev: stats.dev, ino: stats.ino }
+    this.#held = file
+    this.#offset = 0
+    this.#insideOverlongLine = false
+    const read = await this.#readRange(file.handle, stats.size, false)
+    return { bytesRead: drained.bytesRead + read.bytesRead, lines: drained.lines + read.lines, restarted: held !== undefined }
+  }
+
+  /** The file at the path and its stats, or undefined when there is none (ENOENT). */
+  async #openPath(): Promise<{ handle: FileHandle; stats: Stats } | undefined> {
     let handle: FileHandle
     try {
       // O_NONBLOCK: a FIFO put in the log's place must not block a thread-pool thread forever.
       handle = await open(this.#path, constants.O_RDONLY | constants.O_NONBLOCK)
     } catch (error) {
       if (errnoCode(error) !== 'ENOENT') throw error
-      this.#forgetFile()
-      return { bytesRead: 0, lines: 0, restarted: false }
+      return undefined
     }
     try {
-      return await this.#readOpenFile(handle)
-    } finally {
+      return { handle, stats: await handle.stat() }
+    } catch (error) {
       await handle.close()
+      throw error
     }
   }
 
-  async #readOpenFile(handle: FileHandle): Promise<JobLogReadResult> {
-    const stats = await handle.stat()
-    if (!stats.isFile()) {
-      // Our file is gone from this path, as if deleted: a file put back is a new one.
-      this.#forgetFile()
-      // A directory fails here with the system's own EISDIR.
-      if (stats.isDirectory()) await handle.read(Buffer.alloc(1), 0, 1, 0)
-      throw new RunnerMetricsError(
-        'ERR_JOB_LOG_READ',
-        `the job log ${this.#path} is not a regular file; make it a plain file the runner appends to`,
-      )
+  /** Reads what the held file gained; one that shrank or was rewritten is read from its start. */
+  async #readHeld(held: HeldFile, size: number): Promise<JobLogReadResult> {
+    const restarted = size < this.#offset || !(await this.#lineEndsBeforeOffset(held.handle))
+    if (restarted) {
+      this.#offset = 0
+      this.#insideOverlongLine = false
     }
+    return { ...(await this.#readRange(held.handle, size, false)), restarted }
+  }
 
-    const restarted =
-      this.#file !== undefined &&
-      (stats.dev !== this.#file.dev ||
-        stats.ino !== this.#file.ino ||
-        stats.size < this.#offset ||
-        !(await this.#lineEndsBeforeOffset(handle)))
-    const start = restarted ? 0 : this.#offset
+  /**
+   * Reads the held file to its end and closes it. Nothing will be appended to it any more, as
+   * far as this reader can know, so its unfinished last line is counted as a line.
+   */
+  async #drain(held: HeldFile): Promise<RangeRead> {
+    const { size } = await held.handle.stat()
+    const read = await this.#readRange(held.handle, size, true)
+    await this.#release()
+    return read
+  }
+
+  async #release(): Promise<void> {
+    const held = this.#held
+    this.#held = undefined
+    this.#offset = 0
+    this.#insideOverlongLine = false
+    await held?.handle.close()
+  }
+
+  /**
+   * Counts the lines in [offset, end) of `handle` and moves the offset past them. On failure
+   * the counts are put back as they were and the offset stays, so the same bytes are read again.
+   */
+  async #readRange(handle: FileHandle, end: number, final: boolean): Promise<RangeRead> {
     const wholeLines = new WholeLines({
       handle,
-      start,
-      end: stats.size,
+      start: this.#offset,
+      end,
+      final,
       buffers: this.#buffers,
-      insideOverlongLine: !restarted && this.#insideOverlongLine,
+      insideOverlongLine: this.#insideOverlongLine,
       counts: this.counts,
     })
     // WholeLines hands over latin1 strings (one char per byte) ending in `\n`: split2 never holds
@@ -125,24 +208,14 @@ export class JobLogReader {
       restoreCounts(this.counts, saved)
       throw error
     }
-
-    this.#offset = start + wholeLines.consumedBytes
+    this.#offset += wholeLines.consumedBytes
     this.#insideOverlongLine = wholeLines.insideOverlongLine
-    this.#file = { dev: stats.dev, ino: stats.ino }
-    return { bytesRead: wholeLines.bytesRead, lines: wholeLines.completeLines, restarted }
-  }
-
-  /** A log that comes back is a new file, even if it gets the old inode number. */
-  #forgetFile(): void {
-    this.#offset = 0
-    this.#insideOverlongLine = false
-    this.#file = undefined
+    return { bytesRead: wholeLines.bytesRead, lines: wholeLines.completeLines }
   }
 
   /**
    * The byte before the offset must still be the `\n` we stopped after; if not, the file was
-   * truncated and rewritten past our offset (copytruncate, or a deleted log whose inode number
-   * was reused) between two passes.
+   * truncated and rewritten past our offset (copytruncate and a fast writer) between two passes.
    */
   async #lineEndsBeforeOffset(handle: FileHandle): Promise<boolean> {
     if (this.#offset === 0 || this.#insideOverlongLine) return true
@@ -176,6 +249,8 @@ interface WholeLinesOptions {
   handle: FileHandle
   start: number
   end: number
+  /** The file is finished: its unfinished last line is a line too. */
+  final: boolean
   buffers: LineBuffers
   insideOverlongLine: boolean
   counts: JobCounts
@@ -184,9 +259,11 @@ interface WholeLinesOptions {
 /**
  * Reads [start, end) of the file and pushes whole lines only (up to the last `\n` read), as
  * latin1 strings. The unfinished last line is held back, and not consumed: the next pass reads it
- * again. A line that outgrows the held buffer is dropped as its bytes stream by and counted once
- * its `\n` arrives, so memory stays at one chunk plus one line whatever the log holds. Each
- * chunk is fully copied out before the next read, which is what makes reusing the buffers safe.
+ * again, unless the file is final: then it ends the range as a line of its own. A line that
+ * outgrows the held buffer is dropped as its bytes stream by and counted once its `\n` arrives
+ * (or the final range ends), so memory stays at one chunk plus one line whatever the log holds.
+ * Each chunk is fully copied out before the next read, which is what makes reusing the buffers
+ * safe.
  */
 class WholeLines extends Readable {
   bytesRead = 0
@@ -199,6 +276,7 @@ class WholeLines extends Readable {
   readonly #chunk: Buffer
   readonly #held: Buffer
   readonly #counts: JobCounts
+  #final: boolean
   #position: number
   #heldBytes = 0
 
@@ -207,6 +285,7 @@ class WholeLines extends Readable {
     this.#handle = options.handle
     this.#position = options.start
     this.#end = options.end
+    this.#final = options.final
     this.#chunk = options.buffers.chunk
     this.#held = options.buffers.held
     this.insideOverlongLine = options.insideOverlongLine
@@ -232,7 +311,23 @@ class WholeLines extends Readable {
       const lines = this.#take(this.#chunk.subarray(0, bytesRead))
       if (lines !== '') return lines
     }
-    return null
+    return this.#final ? this.#finish() : null
+  }
+
+  /** The end of a final range: what is left of its last line is one more line. */
+  #finish(): string | null {
+    this.#final = false
+    if (this.insideOverlongLine) {
+      this.insideOverlongLine = false
+      this.completeLines++
+      this.#counts.invalidLines++
+      return null
+    }
+    if (this.#heldBytes === 0) return null
+    const line = `${this.#held.toString('latin1', 0, this.#heldBytes)}\n`
+    this.consumedBytes += this.#heldBytes
+    this.#heldBytes = 0
+    return line
   }
 
   #take(chunk: Buffer): string {

@@ -1,8 +1,10 @@
 // The main-thread side of the collector: starts the worker and waits for its `ready`, restarts
 // it with backoff if it dies after that (the endpoint keeps serving the last good file
-// meanwhile), and stops it gracefully first, then by force.
+// meanwhile, and the dead worker's temp file is removed), and stops it gracefully first, then
+// by force.
 
 import { Worker, type ResourceLimits } from 'node:worker_threads'
+import { removeOwnTempFiles } from '../atomic-write.js'
 import { RunnerMetricsError } from '../errors.js'
 import type { Log } from '../log.js'
 import { isWorkerMessage, type CollectorSettings, type SupervisorMessage } from './messages.js'
@@ -87,6 +89,9 @@ export class CollectorSupervisor {
       worker.on('exit', (code) => {
         clearTimeout(startTimer)
         if (this.#worker === worker) this.#worker = undefined
+        // A worker that died half-way through a write left its temp file behind; no worker runs
+        // now, so every temp file of this process is such a leftover. Restarts must not pile them up.
+        removeOwnTempFiles(settings.metricsFile)
         if (readyAt === undefined) {
           const reason = failure?.message ?? `exit code ${code}`
           reject(new RunnerMetricsError('ERR_WORKER_START', `collector worker failed to start: ${reason}`, { cause: failure }))

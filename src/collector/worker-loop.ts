@@ -14,7 +14,8 @@ export interface SupervisorPort {
 /**
  * Collects at once, reports `ready`, then collects on the interval's deadlines, and whenever the
  * supervisor asks for it, until the supervisor says `stop` (which lets the current collection
- * finish, then closes the port so the thread can exit by itself). Collections never overlap.
+ * finish, closes the job log, then closes the port so the thread can exit by itself).
+ * Collections never overlap.
  */
 export function runCollectorLoop(settings: CollectorSettings, port: SupervisorPort, clock: Clock = systemClock): void {
   const collector = new Collector({
@@ -47,6 +48,6 @@ export function runCollectorLoop(settings: CollectorSettings, port: SupervisorPo
     }
     stopped = true
     schedule.stop()
-    void last.finally(() => port.close())
+    void last.finally(() => collector.close()).finally(() => port.close())
   })
 }
