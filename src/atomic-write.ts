@@ -1,7 +1,7 @@
 // Replaces a file so readers see the old content or the new, never a mix: a temp file in the
 // same directory (so rename stays on one filesystem), write, fsync, rename (write-file-atomic).
 
-import { promises as fs, readdirSync, rmSync } from 'node:fs'
+import { closeSync, fsyncSync, ftruncateSync, openSync, readdirSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { threadId } from 'node:worker_threads'
 import { errnoCode } from './errors.js'
@@ -21,40 +21,45 @@ export interface AtomicWriteResult {
   inPlace: boolean
 }
 
+/**
+ * Synchronous inside: the collector calls this from its own worker thread, where blocking is
+ * harmless and each async step would be a thread-pool round trip (that is most of a collection's
+ * CPU time when the job log has not changed).
+ */
 export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<AtomicWriteResult> {
   const temp = tempPathFor(target)
   let renamed = false
   try {
-    const handle = await fs.open(temp, 'wx', 0o644)
+    const fd = openSync(temp, 'wx', 0o644)
     try {
-      await handle.writeFile(data)
-      await handle.sync()
+      writeFileSync(fd, data)
+      fsyncSync(fd)
     } finally {
-      await handle.close()
+      closeSync(fd)
     }
     try {
-      await fs.rename(temp, target)
+      renameSync(temp, target)
       renamed = true
       return { inPlace: false }
     } catch (error) {
       if (errnoCode(error) !== 'EBUSY') throw error
     }
-    await writeInPlace(target, data)
+    writeInPlace(target, data)
     return { inPlace: true }
   } finally {
-    if (!renamed) await fs.rm(temp, { force: true })
+    if (!renamed) rmSync(temp, { force: true })
   }
 }
 
-async function writeInPlace(target: string, data: string | Uint8Array): Promise<void> {
-  const handle = await fs.open(target, 'r+')
+function writeInPlace(target: string, data: string | Uint8Array): void {
+  const fd = openSync(target, 'r+')
   try {
     const bytes = typeof data === 'string' ? Buffer.from(data) : data
-    await handle.write(bytes, 0, bytes.length, 0)
-    await handle.truncate(bytes.length)
-    await handle.sync()
+    writeSync(fd, bytes, 0, bytes.length, 0)
+    ftruncateSync(fd, bytes.length)
+    fsyncSync(fd)
   } finally {
-    await handle.close()
+    closeSync(fd)
   }
 }
 

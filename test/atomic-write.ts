@@ -24,18 +24,12 @@ t.test('creates the file when it does not exist yet, from bytes too', async (t) 
 t.test('a failing write keeps the last good file and removes its temp file', async (t) => {
   const dir = t.testdir({ 'metrics.prom': 'good\n' })
   const target = join(dir, 'metrics.prom')
+  const fs = await import('node:fs')
   const { writeFileAtomic: failingWrite } = await t.mockImport<typeof import('../src/atomic-write.js')>('../src/atomic-write.js', {
     'node:fs': {
-      ...(await import('node:fs')),
-      promises: {
-        ...(await import('node:fs')).promises,
-        open: async (path: string, flags: string, mode?: number) => {
-          const handle = await (await import('node:fs')).promises.open(path, flags, mode)
-          handle.sync = async () => {
-            throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' })
-          }
-          return handle
-        },
+      ...fs,
+      fsyncSync: () => {
+        throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' })
       },
     },
   })
@@ -64,11 +58,8 @@ t.test('EBUSY on rename (a bind-mounted file) falls back to rewriting in place',
   const { writeFileAtomic: busyWrite } = await t.mockImport<typeof import('../src/atomic-write.js')>('../src/atomic-write.js', {
     'node:fs': {
       ...fs,
-      promises: {
-        ...fs.promises,
-        rename: async () => {
-          throw Object.assign(new Error('resource busy'), { code: 'EBUSY' })
-        },
+      renameSync: () => {
+        throw Object.assign(new Error('resource busy'), { code: 'EBUSY' })
       },
     },
   })

@@ -82,20 +82,13 @@ t.test('ENOSPC injected half-way through the temp file: the same, on any machine
   const atomicWrite = await t.mockImport<typeof import('../src/atomic-write.js')>('../src/atomic-write.js', {
     'node:fs': {
       ...fs,
-      promises: {
-        ...fs.promises,
-        open: async (...args: Parameters<typeof fs.promises.open>) => {
-          const handle = await fs.promises.open(...args)
-          if (full) {
-            // Half the bytes reach the temp file, then the disk is full.
-            handle.writeFile = async (data: Parameters<typeof handle.writeFile>[0]) => {
-              const bytes = Buffer.from(data as string)
-              await handle.write(bytes, 0, bytes.length >> 1)
-              throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' })
-            }
-          }
-          return handle
-        },
+      writeFileSync: (...args: Parameters<typeof fs.writeFileSync>) => {
+        if (!full) return fs.writeFileSync(...args)
+        // Half the bytes reach the temp file, then the disk is full.
+        const [fd, data] = args
+        const bytes = Buffer.from(data as string)
+        fs.writeSync(fd as number, bytes, 0, bytes.length >> 1)
+        throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' })
       },
     },
   })

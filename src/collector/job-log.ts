@@ -6,7 +6,7 @@
 // read again from the start. The counts are never reset, so the counters they feed stay
 // monotonic. State is O(1): an offset, one open file, and at most one held-back line.
 
-import { constants, type Stats } from 'node:fs'
+import { constants, statSync, type Stats } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -61,6 +61,8 @@ export class JobLogReader {
   readonly #buffers: LineBuffers
   #lastPass: Promise<unknown> = Promise.resolve()
   #closed = false
+  // The held file's mtime when a pass last read it up to its size.
+  #heldMtimeMs = -1
 
   constructor(path: string, options: JobLogReaderOptions = {}) {
     this.#path = path
@@ -92,10 +94,12 @@ export class JobLogReader {
   }
 
   async #readPass(): Promise<JobLogReadResult> {
+    if (this.#unchangedSinceLastPass()) return { bytesRead: 0, lines: 0, restarted: false }
     const opened = await this.#openPath()
     const held = this.#held
     if (held !== undefined && opened !== undefined && opened.stats.dev === held.dev && opened.stats.ino === held.ino) {
       await opened.handle.close()
+      this.#heldMtimeMs = opened.stats.mtimeMs
       return this.#readHeld(held, opened.stats.size)
     }
 
@@ -130,8 +134,26 @@ export class JobLogReader {
     this.#held = file
     this.#offset = 0
     this.#insideOverlongLine = false
+    this.#heldMtimeMs = stats.mtimeMs
     const read = await this.#readRange(file.handle, stats.size, false)
     return { bytesRead: drained.bytesRead + read.bytesRead, lines: drained.lines + read.lines, restarted: held !== undefined }
+  }
+
+  /**
+   * Between jobs the log does not change: one stat() of the path says so without the
+   * thread-pool round trips of a real pass (the collector runs this every interval).
+   */
+  #unchangedSinceLastPass(): boolean {
+    const held = this.#held
+    if (held === undefined || this.#insideOverlongLine) return false
+    const stats = statSync(this.#path, { throwIfNoEntry: false })
+    return (
+      stats !== undefined &&
+      stats.dev === held.dev &&
+      stats.ino === held.ino &&
+      stats.size === this.#offset &&
+      stats.mtimeMs === this.#heldMtimeMs
+    )
   }
 
   /** The file at the path and its stats, or undefined when there is none (ENOENT). */
