@@ -6,7 +6,12 @@ export type Route = 'metrics' | 'index' | 'healthz' | 'not-found'
 
 export type ParsedRequest =
   | { readonly ok: true; readonly route: Route; readonly headOnly: boolean; readonly gzip: boolean }
-  | { readonly ok: false; readonly status: 400 | 405 }
+  | RequestError
+
+/** What the request line alone says; the headers only add `gzip`. */
+export type RequestLine = { readonly ok: true; readonly route: Route; readonly headOnly: boolean } | RequestError
+
+export type RequestError = { readonly ok: false; readonly status: 400 | 405 }
 
 const LF = 0x0a
 const CR = 0x0d
@@ -14,8 +19,8 @@ const SP = 0x20
 const SLASH = 0x2f
 const QUESTION = 0x3f
 
-const BAD_REQUEST: ParsedRequest = { ok: false, status: 400 }
-const METHOD_NOT_ALLOWED: ParsedRequest = { ok: false, status: 405 }
+const BAD_REQUEST: RequestError = { ok: false, status: 400 }
+const METHOD_NOT_ALLOWED: RequestError = { ok: false, status: 405 }
 
 const GET = Buffer.from('GET')
 const HEAD = Buffer.from('HEAD')
@@ -59,8 +64,28 @@ export function findHeadEnd(buf: Buffer, from: number, limit: number): number {
  * request with a method other than GET or HEAD is a 405. The query string is ignored.
  */
 export function parseRequest(buf: Buffer, end: number): ParsedRequest {
-  let lineEnd = buf.indexOf(LF)
-  const headersStart = lineEnd + 1
+  const lf = buf.indexOf(LF)
+  const line = parseLine(buf, lf)
+  if (!line.ok) return line
+  return { ok: true, route: line.route, headOnly: line.headOnly, gzip: acceptsGzip(acceptEncodingOf(buf, lf + 1, end)) }
+}
+
+/**
+ * The verdict of the request line alone, once its LF is in `buf[from, limit)`; `undefined`
+ * while it is still arriving. The caller passes in `from` how many bytes it already searched
+ * without finding the LF, so a head that arrives a byte at a time is not searched over and
+ * over. A 400 or a 405 needs no header, so the endpoint answers them at once: an HTTP/0.9
+ * client sends `GET /metrics` and one line end, then waits for an answer, not for a deadline.
+ */
+export function parseRequestLine(buf: Buffer, from: number, limit: number): RequestLine | undefined {
+  const lf = buf.indexOf(LF, from)
+  if (lf === -1 || lf >= limit) return undefined
+  return parseLine(buf, lf)
+}
+
+/** The request line ending at the LF at `lf`: what `parseRequest` says, without the headers. */
+function parseLine(buf: Buffer, lf: number): RequestLine {
+  let lineEnd = lf
   if (buf[lineEnd - 1] === CR) lineEnd--
 
   let i = 0
@@ -81,7 +106,7 @@ export function parseRequest(buf: Buffer, end: number): ParsedRequest {
 
   const route = routeOf(buf, targetStart, targetEnd)
   if (route === undefined) return BAD_REQUEST
-  return { ok: true, route, headOnly, gzip: acceptsGzip(acceptEncodingOf(buf, headersStart, end)) }
+  return { ok: true, route, headOnly }
 }
 
 /**
