@@ -107,6 +107,7 @@ t.test('the system clock keeps a 20 ms grid within a few ms over 25 runs', async
     }, systemClock)
   })
   const last = times[24] as number
-  t.ok(last >= 480, `the 25th run is not early (${last.toFixed(1)} ms)`)
+  // libuv keeps loop time in whole milliseconds, so a timer may fire up to 1 ms early
+  t.ok(last >= 478, `the 25th run is not early (${last.toFixed(1)} ms)`)
   t.ok(last < 480 + 60, `the 25th run is near 480 ms, not drifted by 125 ms (${last.toFixed(1)} ms)`)
 })
