@@ -135,6 +135,24 @@ t.test('a restart that fails to start is retried with backoff', async (t) => {
   t.equal(await next(/retrying/), 'collector worker failed to start: broken after the first start; retrying in 40 ms')
 })
 
+t.test('stop during a restart that fails to start ends quietly', async (t) => {
+  const dir = t.testdir({})
+  const { log, lines, next } = waitableLog()
+  const supervisor = new CollectorSupervisor({
+    settings: settings(dir, { markerFile: join(dir, 'started-once') }),
+    log,
+    workerUrl: fixture('worker-once-then-broken.mjs'),
+    restartDelayMs: 1,
+  })
+  await supervisor.start()
+  await next(/^collector worker died/)
+  // the restart timer fires within a millisecond; stop while that worker is failing to start
+  while (supervisor.restarts === 0) await new Promise((resolve) => setImmediate(resolve))
+  await supervisor.stop(1000)
+  t.equal(lines.filter((line) => /retrying/.test(line)).length, 0, 'no retry after the stop')
+  t.equal(supervisor.restarts, 1)
+})
+
 t.test('an unknown message is a protocol bug: the worker is terminated and restarted', async (t) => {
   const dir = t.testdir({})
   const { log, next } = waitableLog()

@@ -86,9 +86,14 @@ t.test('an unknown message from the supervisor is a bug: it throws', async (t) =
   await isReady
   t.throws(() => listener?.({ type: 'reload' }), { message: 'collector worker got an unknown message: {"type":"reload"}' })
   t.notOk(closed)
+  // collections asked for just before a stop are skipped, not run after it
+  const postedBefore = posted.length
+  listener?.({ type: 'collect' })
+  listener?.({ type: 'collect' })
   listener?.({ type: 'stop' })
   await new Promise((resolve) => setImmediate(resolve))
   t.ok(closed)
+  t.equal(posted.length, postedBefore, 'nothing collected (or logged) after the stop')
 })
 
 t.test('message guards', async (t) => {
