@@ -94,12 +94,15 @@ t.test('serve: the first scrape has data; SIGTERM stops it, removes only our tem
   const exit = main(['serve', '--port', String(port), '--host', '127.0.0.1', '--interval', '60'], {
     METRICS_FILE: metricsFile,
     JOBS_LOG: join(dir, 'jobs.log'),
-    RUNNER_NAME: 'cmd',
+    RUNNER_NAME: 'cmd-bürö-€',
   }, run.io)
   t.equal(await run.started, `serving ${metricsFile} on http://127.0.0.1:${port}/metrics (collector every 60 s)`)
   const response = await exchange(port, GET_METRICS)
   const body = response.slice(response.indexOf('\r\n\r\n') + 4)
-  t.equal(parseSamples(body).get('github_runner_jobs_total{runner_name="cmd",runner_type="standard",status="success"}'), 1)
+  t.equal(parseSamples(body).get('github_runner_jobs_total{runner_name="cmd-bürö-€",runner_type="standard",status="success"}'), 1)
+  const length = Number(/\r\nContent-Length: (\d+)\r\n/.exec(response)?.[1])
+  t.equal(length, Buffer.byteLength(body), 'Content-Length counts the bytes of a non-ASCII runner name')
+  t.not(length, body.length, 'not its characters')
   await exchange(port, 'GET /nope HTTP/1.1\r\n\r\n')
 
   const leftover = join(dir, `.metrics.prom.${process.pid}.9.9.tmp`)
