@@ -66,6 +66,12 @@ function assertWritableDirectory(metricsFile: string): void {
   }
 }
 
+/** The listening address as a URL host: `*` for all interfaces, brackets around IPv6. */
+function address(config: Config): string {
+  if (config.host === undefined) return '*'
+  return config.host.includes(':') ? `[${config.host}]` : config.host
+}
+
 function collectorSettings(config: Config): CollectorSettings {
   return {
     jobsLog: config.jobsLog,
@@ -99,7 +105,7 @@ async function serve(config: Config, io: Io): Promise<number> {
         `port ${config.port} is already in use (another exporter? 9091 is also the Prometheus Pushgateway's default); choose another with --port or METRICS_PORT`,
       )
     } else {
-      io.log(`cannot listen on ${config.host ?? 'all interfaces'} port ${config.port}: ${(error as Error).message}`)
+      io.log(`cannot listen on ${address(config)}:${config.port}: ${(error as Error).message}`)
     }
     return EXIT_FAILURE
   }
@@ -113,9 +119,8 @@ async function serve(config: Config, io: Io): Promise<number> {
     return EXIT_FAILURE
   }
 
-  const host = config.host === undefined ? '*' : config.host.includes(':') ? `[${config.host}]` : config.host
   const collecting = config.collector ? `collector every ${config.intervalSeconds} s` : 'collector off'
-  io.log(`serving ${config.metricsFile} on http://${host}:${config.port}/metrics (${collecting})`)
+  io.log(`serving ${config.metricsFile} on http://${address(config)}:${config.port}/metrics (${collecting})`)
 
   const stopFollowing = new AbortController()
   const following =

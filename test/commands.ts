@@ -83,7 +83,7 @@ t.test('another listen failure exits 1 with the reason', async (t) => {
   const run = io()
   // TEST-NET-3: an address no interface here has
   t.equal(await main(['--port', '9', '--host', '203.0.113.7', '--metrics-file', join(dir, 'm.prom')], {}, run.io), 1)
-  t.match(run.logs, [/^cannot listen on 203\.0\.113\.7 port 9: .*EADDRNOTAVAIL/])
+  t.match(run.logs, [/^cannot listen on 203\.0\.113\.7:9: .*EADDRNOTAVAIL/])
 })
 
 t.test('serve: the first scrape has data; SIGTERM stops it, removes only our temp files, reports what it served', async (t) => {
