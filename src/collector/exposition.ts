@@ -28,12 +28,16 @@ export function renderExposition(input: ExpositionInput): string {
   const sample = (name: string, labels: string, value: number): void => {
     text += labels === '' ? `${name} ${formatValue(value)}\n` : `${name}{${labels}} ${formatValue(value)}\n`
   }
+  /** A family of one sample; left out entirely while its value is unknown. */
+  const single = (name: string, type: MetricType, help: string, labels: string, value: number | undefined): void => {
+    if (value === undefined) return
+    family(name, type, help)
+    sample(name, labels, value)
+  }
 
-  family('github_runner_info', 'gauge', 'The runner this exporter describes and the runner-metrics version; always 1.')
-  sample('github_runner_info', `${runnerLabels},version="${escapeLabelValue(runner.version)}"`, 1)
+  single('github_runner_info', 'gauge', 'The runner this exporter describes and the runner-metrics version; always 1.', `${runnerLabels},version="${escapeLabelValue(runner.version)}"`, 1)
 
-  family('github_runner_uptime_seconds', 'gauge', 'Seconds since the metrics exporter started.')
-  sample('github_runner_uptime_seconds', runnerLabels, input.uptimeSeconds)
+  single('github_runner_uptime_seconds', 'gauge', 'Seconds since the metrics exporter started.', runnerLabels, input.uptimeSeconds)
 
   family('github_runner_jobs_total', 'counter', 'Jobs finished since the job log began, by result.')
   for (const status of FINISHED_STATUSES) {
@@ -49,42 +53,21 @@ export function renderExposition(input: ExpositionInput): string {
   sample('github_runner_job_duration_seconds_sum', runnerLabels, counts.durationSum)
   sample('github_runner_job_duration_seconds_count', runnerLabels, counts.durationCount)
 
-  family('github_runner_busy', 'gauge', '1 while a job is running (the last job event is "started"), else 0.')
-  sample('github_runner_busy', runnerLabels, counts.busy ? 1 : 0)
+  single('github_runner_busy', 'gauge', '1 while a job is running (the last job event is "started"), else 0.', runnerLabels, counts.busy ? 1 : 0)
 
-  if (counts.lastCompletedEpochSeconds !== undefined) {
-    family('github_runner_last_job_completed_timestamp_seconds', 'gauge', 'Unix time of the latest job finish in the job log.')
-    sample('github_runner_last_job_completed_timestamp_seconds', runnerLabels, counts.lastCompletedEpochSeconds)
-  }
+  single('github_runner_last_job_completed_timestamp_seconds', 'gauge', 'Unix time of the latest job finish in the job log.', runnerLabels, counts.lastCompletedEpochSeconds)
 
-  family('github_runner_jobs_log_invalid_lines_total', 'counter', 'Job log lines skipped because they could not be read as a job event.')
-  sample('github_runner_jobs_log_invalid_lines_total', '', counts.invalidLines)
+  single('github_runner_jobs_log_invalid_lines_total', 'counter', 'Job log lines skipped because they could not be read as a job event.', '', counts.invalidLines)
 
-  family('github_runner_collector_errors_total', 'counter', 'Collections that failed to read the job log or to publish the metrics.')
-  sample('github_runner_collector_errors_total', '', collector.errorsTotal)
-  if (collector.lastSuccessEpochSeconds !== undefined) {
-    family('github_runner_collector_last_success_timestamp_seconds', 'gauge', 'Unix time of the last collection that read the job log and published the metrics.')
-    sample('github_runner_collector_last_success_timestamp_seconds', '', collector.lastSuccessEpochSeconds)
-  }
-  if (collector.durationSeconds !== undefined) {
-    family('github_runner_collector_duration_seconds', 'gauge', 'Duration of the last collection in seconds.')
-    sample('github_runner_collector_duration_seconds', '', collector.durationSeconds)
-  }
+  single('github_runner_collector_errors_total', 'counter', 'Collections that failed to read the job log or to publish the metrics.', '', collector.errorsTotal)
+  single('github_runner_collector_last_success_timestamp_seconds', 'gauge', 'Unix time of the last collection that read the job log and published the metrics.', '', collector.lastSuccessEpochSeconds)
+  single('github_runner_collector_duration_seconds', 'gauge', 'Duration of the last collection in seconds.', '', collector.durationSeconds)
 
-  family('process_cpu_seconds_total', 'counter', 'Total user and system CPU time spent in seconds.')
-  sample('process_cpu_seconds_total', '', processStats.cpuSecondsTotal)
-  family('process_resident_memory_bytes', 'gauge', 'Resident memory size in bytes.')
-  sample('process_resident_memory_bytes', '', processStats.residentMemoryBytes)
-  family('process_start_time_seconds', 'gauge', 'Start time of the process since unix epoch in seconds.')
-  sample('process_start_time_seconds', '', processStats.startTimeSeconds)
-  if (processStats.openFds !== undefined) {
-    family('process_open_fds', 'gauge', 'Number of open file descriptors.')
-    sample('process_open_fds', '', processStats.openFds)
-  }
-  if (processStats.maxFds !== undefined) {
-    family('process_max_fds', 'gauge', 'Maximum number of open file descriptors.')
-    sample('process_max_fds', '', processStats.maxFds)
-  }
+  single('process_cpu_seconds_total', 'counter', 'Total user and system CPU time spent in seconds.', '', processStats.cpuSecondsTotal)
+  single('process_resident_memory_bytes', 'gauge', 'Resident memory size in bytes.', '', processStats.residentMemoryBytes)
+  single('process_start_time_seconds', 'gauge', 'Start time of the process since unix epoch in seconds.', '', processStats.startTimeSeconds)
+  single('process_open_fds', 'gauge', 'Number of open file descriptors.', '', processStats.openFds)
+  single('process_max_fds', 'gauge', 'Maximum number of open file descriptors.', '', processStats.maxFds)
   return text
 }
 
