@@ -10,7 +10,7 @@ import { Collector } from '../src/collector/collect.js'
 import { startEndpoint } from './fixtures/http-client.js'
 import { incompleteBody, scrape } from './fixtures/reliability-body.js'
 import { waitForStderrLine } from './fixtures/exporter.js'
-import { startCli, type Cli } from './fixtures/reliability-cli.js'
+import { startCli, type Cli } from './fixtures/exporter.js'
 import { fillUp, mountTmpfs, tmpfsUnavailable } from './fixtures/reliability-tmpfs.js'
 import { parseSamples, runnerLabels } from './fixtures/samples.js'
 

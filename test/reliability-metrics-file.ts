@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { errnoCode } from '../src/errors.js'
 import { get, parseResponse } from './fixtures/http-client.js'
-import { startCli } from './fixtures/reliability-cli.js'
+import { startCli } from './fixtures/exporter.js'
 
 const MAX_FILE_BYTES = 16 * 1024 * 1024
 // A kernel file that is write-only for everyone, root included: opening it for reading fails

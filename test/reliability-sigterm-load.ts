@@ -6,7 +6,7 @@ import { connect } from 'node:net'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { incompleteBody } from './fixtures/reliability-body.js'
-import { startCli, type Cli } from './fixtures/reliability-cli.js'
+import { startCli, type Cli } from './fixtures/exporter.js'
 
 interface Scrape {
   /** Bytes received. */

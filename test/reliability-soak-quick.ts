@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { killOnExit, stopChild } from './fixtures/exporter.js'
-import { spawnPlainNode } from './fixtures/reliability-cli.js'
+import { spawnPlainNode } from './fixtures/exporter.js'
 
 const SOAK = fileURLToPath(new URL('../bench/soak.mjs', import.meta.url))
 

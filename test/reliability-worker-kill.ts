@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { captureStderr, killOnExit, stopChild } from './fixtures/exporter.js'
 import { decreasedCounters, incompleteBody, logCounters, scrape } from './fixtures/reliability-body.js'
-import { spawnPlainNode } from './fixtures/reliability-cli.js'
+import { spawnPlainNode } from './fixtures/exporter.js'
 import { parseSamples, runnerLabels } from './fixtures/samples.js'
 
 const HARNESS = fileURLToPath(new URL('./fixtures/reliability-kill-harness.mjs', import.meta.url))
