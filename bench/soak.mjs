@@ -7,7 +7,10 @@
 //
 // Environment: SOAK_SECONDS (600), SOAK_RATE (scrapes/s, 100), SOAK_JOB_MS (100),
 // SOAK_INTERVAL (collector seconds, 1), SOAK_SAMPLE_SECONDS (5), SOAK_RESULTS (JSON path,
-// bench/results/soak.json), SOAK_CLI (dist/cli.js).
+// bench/results/soak.json), SOAK_CLI (dist/cli.js), SOAK_NODE_ARGS (extra node options for the
+// exporter, space-separated), SOAK_HEAP_PROBE (seconds: also force a full GC in both of the
+// exporter's threads this often and report their live heaps; off by default, as it changes
+// the RSS it measures).
 
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
@@ -40,6 +43,8 @@ function readOptions(env) {
     sampleSeconds: positive('SOAK_SAMPLE_SECONDS', Math.min(5, seconds / 5)),
     results: resolve(env.SOAK_RESULTS || join(root, 'bench', 'results', 'soak.json')),
     cli: resolve(env.SOAK_CLI || join(root, 'dist', 'cli.js')),
+    nodeArgs: (env.SOAK_NODE_ARGS ?? '').split(' ').filter((arg) => arg !== ''),
+    heapProbeSeconds: env.SOAK_HEAP_PROBE ? positive('SOAK_HEAP_PROBE', 0) : 0,
   }
 }
 
@@ -55,14 +60,16 @@ async function freePort() {
 /** Starts the exporter; resolves once it printed its start line. */
 async function startExporter(options, dir) {
   const port = await freePort()
+  const probe = options.heapProbeSeconds > 0 ? ['--expose-gc', '--import', join(root, 'bench', 'heap-probe.mjs')] : []
   const args = [
-    options.cli, 'serve', '--host', '127.0.0.1', '--port', String(port),
+    ...options.nodeArgs, ...probe, options.cli, 'serve', '--host', '127.0.0.1', '--port', String(port),
     '--metrics-file', join(dir, 'metrics.prom'), '--jobs-log', join(dir, 'jobs.log'),
     '--interval', String(options.interval), '--runner-name', 'soak',
   ]
   const env = { ...process.env }
   delete env.NODE_OPTIONS
   delete env.NODE_V8_COVERAGE
+  if (probe.length > 0) Object.assign(env, { HEAP_PROBE_FILE: join(dir, 'heap-probe.jsonl'), HEAP_PROBE_MS: String(options.heapProbeSeconds * 1000) })
   const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'pipe'] })
   process.on('exit', () => child.exitCode === null && child.kill('SIGKILL'))
   const stderr = []
@@ -134,10 +141,11 @@ function jobsCounted(text) {
   return counted
 }
 
-/** The exporter's RSS (KiB) and open descriptors, from /proc. */
+/** The exporter's RSS (KiB; anonymous = its own memory, file = mapped binaries) and open descriptors, from /proc. */
 function sampleProcess(pid) {
-  const rssKiB = Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1])
-  return { rssKiB, fds: readdirSync(`/proc/${pid}/fd`).length }
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kiB = (field) => Number(new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status)[1])
+  return { rssKiB: kiB('VmRSS'), anonKiB: kiB('RssAnon'), fileKiB: kiB('RssFile'), fds: readdirSync(`/proc/${pid}/fd`).length }
 }
 
 /** Least-squares slope of y over x. */
@@ -262,14 +270,17 @@ async function soak(options) {
         peakKiB: Math.max(...samples.map((sample) => sample.rssKiB)),
         slopeKiBPerMinute: round(slope(samples.map((s) => [s.minutes, s.rssKiB]))),
         secondHalfSlopeKiBPerMinute: round(slope(secondHalf.map((s) => [s.minutes, s.rssKiB]))),
+        anon: trend(samples, secondHalf, 'anonKiB'),
+        file: trend(samples, secondHalf, 'fileKiB'),
       },
+      heapProbe: options.heapProbeSeconds > 0 ? heapProbeTrends(join(dir, 'heap-probe.jsonl'), startedAt) : null,
       fds: {
         start: samples[0]?.fds ?? null,
         end: samples.at(-1)?.fds ?? null,
         max: Math.max(...samples.map((sample) => sample.fds)),
         slopePerMinute: round(slope(samples.map((s) => [s.minutes, s.fds]))),
       },
-      samples: samples.map((s) => ({ minutes: round(s.minutes), rssKiB: s.rssKiB, fds: s.fds })),
+      samples: samples.map((s) => ({ minutes: round(s.minutes), rssKiB: s.rssKiB, anonKiB: s.anonKiB, fileKiB: s.fileKiB, fds: s.fds })),
       exporter: { diedDuringSoak, exitCode, signal, stopMs: round(stopMs), stopLine, served, scrapesSent: scrapes + finalScrapes, otherStderr: otherLines.slice(0, 20) },
     }
     result.problems = problemsOf(result)
@@ -277,6 +288,42 @@ async function soak(options) {
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
+}
+
+/** start, end, peak and slopes (per minute, overall and over the second half) of one sampled field. */
+function trend(samples, secondHalf, field) {
+  return {
+    start: samples[0]?.[field] ?? null,
+    end: samples.at(-1)?.[field] ?? null,
+    peak: Math.max(...samples.map((sample) => sample[field])),
+    slopePerMinute: round(slope(samples.map((s) => [s.minutes, s[field]]))),
+    secondHalfSlopePerMinute: round(slope(secondHalf.map((s) => [s.minutes, s[field]]))),
+  }
+}
+
+/** Per thread: the live heap (KiB after a forced full GC) and V8's heap capacity, with their trends. */
+function heapProbeTrends(file, startedAt) {
+  const lines = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((line) => line !== '') : []
+  const byThread = new Map()
+  for (const sample of lines.map((line) => JSON.parse(line))) byThread.set(sample.thread, [...(byThread.get(sample.thread) ?? []), sample])
+  const startedAtEpochMs = Date.now() - (performance.now() - startedAt)
+  const trends = {}
+  for (const [thread, raw] of byThread) {
+    const samples = raw.map((sample) => ({
+      minutes: (sample.at - startedAtEpochMs) / 60_000,
+      liveKiB: sample.liveBytes / 1024,
+      heapKiB: sample.heapBytes / 1024,
+      externalKiB: sample.externalBytes / 1024,
+    }))
+    const secondHalf = samples.filter((sample) => sample.minutes >= samples.at(-1).minutes / 2)
+    trends[thread] = {
+      samples: samples.length,
+      liveKiB: trend(samples, secondHalf, 'liveKiB'),
+      heapKiB: trend(samples, secondHalf, 'heapKiB'),
+      externalKiB: trend(samples, secondHalf, 'externalKiB'),
+    }
+  }
+  return trends
 }
 
 function problemsOf(result) {
@@ -313,6 +360,12 @@ function report(result) {
     ['jobs', `${jobs.writtenTotal} written, ${jobs.exact ? 'every one counted exactly once' : `MISCOUNTED: ${JSON.stringify(jobs.counted)}`}`],
     ['RSS', `start ${mib(rss.startKiB)}, end ${mib(rss.endKiB)}, peak ${mib(rss.peakKiB)} MiB`],
     ['RSS slope', `${rss.slopeKiBPerMinute} KiB/min overall, ${rss.secondHalfSlopeKiBPerMinute} KiB/min over the second half`],
+    ['anon RSS', `start ${mib(rss.anon.start)}, end ${mib(rss.anon.end)}, peak ${mib(rss.anon.peak)} MiB; slope ${rss.anon.slopePerMinute} KiB/min, ${rss.anon.secondHalfSlopePerMinute} over the second half`],
+    ['file RSS', `start ${mib(rss.file.start)}, end ${mib(rss.file.end)} MiB; slope ${rss.file.slopePerMinute} KiB/min, ${rss.file.secondHalfSlopePerMinute} over the second half`],
+    ...Object.entries(result.heapProbe ?? {}).map(([thread, heap]) => [
+      `live heap, ${thread}`,
+      `${heap.samples} forced GCs: ${heap.liveKiB.start.toFixed(0)} -> ${heap.liveKiB.end.toFixed(0)} KiB, slope ${heap.liveKiB.slopePerMinute} KiB/min, ${heap.liveKiB.secondHalfSlopePerMinute} over the second half (heap ${heap.heapKiB.end.toFixed(0)} KiB, external ${heap.externalKiB.end.toFixed(0)} KiB)`,
+    ]),
     ['open fds', `start ${fds.start}, end ${fds.end}, max ${fds.max}; slope ${fds.slopePerMinute}/min`],
     ['stop', `exit ${exporter.exitCode ?? exporter.signal} after ${exporter.stopMs} ms; served ${exporter.served} responses for ${exporter.scrapesSent} scrapes`],
   ]
