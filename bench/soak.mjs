@@ -20,11 +20,15 @@ import os from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { gunzipSync } from 'node:zlib'
+import { heapCensus, heapGrowth } from './heap-growth.mjs'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const STATUSES = ['success', 'failure', 'cancelled', 'skipped', 'unknown']
 const SCRAPE_TIMEOUT_MS = 5000
 const KEPT_FAILURES = 20
+// The issue's bar: a leak of even 1 KB/min is a bug to find.
+const LEAK_BYTES_PER_MINUTE = 1024
+const LEAK_FLOOR_BYTES = 16 * 1024
 
 function readOptions(env) {
   const positive = (name, fallback) => {
@@ -69,7 +73,7 @@ async function startExporter(options, dir) {
   const env = { ...process.env }
   delete env.NODE_OPTIONS
   delete env.NODE_V8_COVERAGE
-  if (probe.length > 0) Object.assign(env, { HEAP_PROBE_FILE: join(dir, 'heap-probe.jsonl'), HEAP_PROBE_MS: String(options.heapProbeSeconds * 1000) })
+  if (probe.length > 0) Object.assign(env, { HEAP_PROBE_FILE: join(dir, 'heap-probe.jsonl'), HEAP_PROBE_MS: String(options.heapProbeSeconds * 1000), HEAP_PROBE_SNAPSHOTS: snapshotSamples(options).join(',') })
   const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'pipe'] })
   process.on('exit', () => child.exitCode === null && child.kill('SIGKILL'))
   const stderr = []
@@ -88,6 +92,16 @@ async function startExporter(options, dir) {
     child.once('exit', (code) => reject(new Error(`the exporter exited (${code}) before serving: ${stderr.join('\n')}`)))
   })
   return { child, port, stderr }
+}
+
+/**
+ * Which probe samples also write a heap snapshot: one when a fifth of the run is over (warm-up
+ * done), one a sample before the end (so that it is surely written before the soak stops).
+ */
+function snapshotSamples({ seconds, heapProbeSeconds }) {
+  const first = Math.max(1, Math.round(seconds / 5 / heapProbeSeconds))
+  const last = Math.floor(seconds / heapProbeSeconds) - 1
+  return last > first ? [first, last] : []
 }
 
 /** One scrape on a new connection: resolves with { ok, ms, reason?, body? }. */
@@ -301,7 +315,10 @@ function trend(samples, secondHalf, field) {
   }
 }
 
-/** Per thread: the live heap (KiB after a forced full GC) and V8's heap capacity, with their trends. */
+/**
+ * Per thread: the live heap (KiB after a forced full GC) and V8's heap capacity, with their
+ * trends, and what grew between the thread's two heap snapshots.
+ */
 function heapProbeTrends(file, startedAt) {
   const lines = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((line) => line !== '') : []
   const byThread = new Map()
@@ -309,7 +326,7 @@ function heapProbeTrends(file, startedAt) {
   const startedAtEpochMs = Date.now() - (performance.now() - startedAt)
   const trends = {}
   for (const [thread, raw] of byThread) {
-    const samples = raw.map((sample) => ({
+    const samples = raw.filter((sample) => sample.liveBytes !== undefined).map((sample) => ({
       minutes: (sample.at - startedAtEpochMs) / 60_000,
       liveKiB: sample.liveBytes / 1024,
       heapKiB: sample.heapBytes / 1024,
@@ -321,9 +338,25 @@ function heapProbeTrends(file, startedAt) {
       liveKiB: trend(samples, secondHalf, 'liveKiB'),
       heapKiB: trend(samples, secondHalf, 'heapKiB'),
       externalKiB: trend(samples, secondHalf, 'externalKiB'),
+      growth: snapshotGrowth(raw.filter((sample) => sample.snapshot !== undefined), startedAtEpochMs),
     }
   }
   return trends
+}
+
+function snapshotGrowth(snapshots, startedAtEpochMs) {
+  if (snapshots.length < 2) return null
+  const [before, after] = [snapshots[0], snapshots.at(-1)]
+  const minutes = (after.at - before.at) / 60_000
+  const growth = heapGrowth(heapCensus(before.snapshot), heapCensus(after.snapshot))
+  return {
+    fromMinute: round((before.at - startedAtEpochMs) / 60_000),
+    toMinute: round((after.at - startedAtEpochMs) / 60_000),
+    dataBytes: growth.dataBytes,
+    dataBytesPerMinute: round(growth.dataBytes / minutes),
+    runtimeBytes: growth.runtimeBytes,
+    largestData: growth.largestData,
+  }
 }
 
 function problemsOf(result) {
@@ -336,6 +369,13 @@ function problemsOf(result) {
   else if (result.exporter.served !== result.exporter.scrapesSent) problems.push(`the exporter served ${result.exporter.served} responses, we sent ${result.exporter.scrapesSent} scrapes`)
   if (result.exporter.stopMs > 1000) problems.push(`the exporter took ${result.exporter.stopMs} ms to stop`)
   if (result.exporter.otherStderr.length > 0) problems.push(`the exporter logged: ${result.exporter.otherStderr.join(' | ')}`)
+  for (const [thread, { growth }] of Object.entries(result.heapProbe ?? {})) {
+    // Some KiB come and go without leaking: a Buffer pool slab (8 KiB) stays alive as long as one
+    // small buffer cut from it does (a cached reply). A leak is more than that, and steady.
+    if (growth !== null && growth.dataBytes > LEAK_FLOOR_BYTES && growth.dataBytesPerMinute > LEAK_BYTES_PER_MINUTE) {
+      problems.push(`the ${thread} thread's heap data grew by ${growth.dataBytesPerMinute} B/min (largest: ${growth.largestData.map((row) => `${row.key} +${row.bytes} B`).join(', ')})`)
+    }
+  }
   return problems
 }
 
@@ -365,6 +405,10 @@ function report(result) {
     ...Object.entries(result.heapProbe ?? {}).map(([thread, heap]) => [
       `live heap, ${thread}`,
       `${heap.samples} forced GCs: ${heap.liveKiB.start.toFixed(0)} -> ${heap.liveKiB.end.toFixed(0)} KiB, slope ${heap.liveKiB.slopePerMinute} KiB/min, ${heap.liveKiB.secondHalfSlopePerMinute} over the second half (heap ${heap.heapKiB.end.toFixed(0)} KiB, external ${heap.externalKiB.end.toFixed(0)} KiB)`,
+    ]),
+    ...Object.entries(result.heapProbe ?? {}).filter(([, heap]) => heap.growth !== null).map(([thread, { growth }]) => [
+      `heap growth, ${thread}`,
+      `minute ${growth.fromMinute} to ${growth.toMinute}: data ${growth.dataBytes} B (${growth.dataBytesPerMinute} B/min), V8's code and runtime ${(growth.runtimeBytes / 1024).toFixed(1)} KiB`,
     ]),
     ['open fds', `start ${fds.start}, end ${fds.end}, max ${fds.max}; slope ${fds.slopePerMinute}/min`],
     ['stop', `exit ${exporter.exitCode ?? exporter.signal} after ${exporter.stopMs} ms; served ${exporter.served} responses for ${exporter.scrapesSent} scrapes`],
