@@ -8,6 +8,7 @@ import type { CollectorSettings } from './collector/messages.js'
 import { CollectorSupervisor } from './collector/supervisor.js'
 import { HELP, parseInvocation, type Config } from './config.js'
 import { errnoCode, RunnerMetricsError } from './errors.js'
+import { startHeapTrim } from './heap-trim.js'
 import type { Log } from './log.js'
 import { createEndpoint } from './server/endpoint.js'
 import { VERSION } from './version.js'
@@ -119,6 +120,7 @@ async function serve(config: Config, io: Io): Promise<number> {
     return EXIT_FAILURE
   }
 
+  const stopHeapTrim = startHeapTrim()
   const collecting = config.collector ? `collector every ${config.intervalSeconds} s` : 'collector off'
   io.log(`serving ${config.metricsFile} on http://${address(config)}:${config.port}/metrics (${collecting})`)
 
@@ -139,6 +141,7 @@ async function serve(config: Config, io: Io): Promise<number> {
 
   await stopRequested
   stopFollowing.abort()
+  stopHeapTrim()
   // A safety net, not a path: both stops below are bounded by SHUTDOWN_GRACE_MS, so only a bug
   // reaches it, and a test cannot run it without exiting the test process.
   /* c8 ignore next 4 */

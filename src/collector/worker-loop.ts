@@ -1,6 +1,7 @@
 // Everything the collector worker does, written against a port so it runs (and is tested) in
 // the main thread too; worker.ts only hands it `parentPort` and `workerData`.
 
+import { startHeapTrim } from '../heap-trim.js'
 import { Collector } from './collect.js'
 import { isSupervisorMessage, type CollectorSettings, type WorkerMessage } from './messages.js'
 import { startSchedule, type Clock, systemClock } from './schedule.js'
@@ -13,7 +14,7 @@ export interface SupervisorPort {
 
 /**
  * Collects at once, reports `ready`, then collects on the interval's deadlines, and whenever the
- * supervisor asks for it, until the supervisor says `stop` (which lets the current collection
+ * supervisor asks for it (trimming this thread's heap every 30 s), until the supervisor says `stop` (which lets the current collection
  * finish, closes the job log, then closes the port so the thread can exit by itself).
  * Collections never overlap.
  */
@@ -30,6 +31,7 @@ export function runCollectorLoop(settings: CollectorSettings, port: SupervisorPo
     last = last.then(() => (stopped ? undefined : collector.collectOnce()))
     return last
   }
+  const stopHeapTrim = startHeapTrim()
   const schedule = startSchedule(settings.intervalSeconds * 1000, async () => {
     await collect()
     if (!ready) {
@@ -48,6 +50,7 @@ export function runCollectorLoop(settings: CollectorSettings, port: SupervisorPo
     }
     stopped = true
     schedule.stop()
+    stopHeapTrim()
     void last.finally(() => collector.close()).finally(() => port.close())
   })
 }
