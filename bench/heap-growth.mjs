@@ -34,8 +34,7 @@ export function heapGrowth(before, after, rows = 5) {
   for (const key of new Set([...before.keys(), ...after.keys()])) {
     const was = before.get(key) ?? { count: 0, bytes: 0 }
     const is = after.get(key) ?? { count: 0, bytes: 0 }
-    const type = (is.type ?? was.type)
-    if (was.bytes !== is.bytes || was.count !== is.count) changes.push({ key, runtime: RUNTIME_TYPES.has(type), bytes: is.bytes - was.bytes, count: is.count - was.count })
+    if (was.bytes !== is.bytes || was.count !== is.count) changes.push({ key, runtime: RUNTIME_TYPES.has(is.type ?? was.type), bytes: is.bytes - was.bytes, count: is.count - was.count })
   }
   const sum = (list) => list.reduce((total, change) => total + change.bytes, 0)
   const data = changes.filter((change) => !change.runtime)

@@ -322,7 +322,10 @@ function trend(samples, secondHalf, field) {
 function heapProbeTrends(file, startedAt) {
   const lines = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((line) => line !== '') : []
   const byThread = new Map()
-  for (const sample of lines.map((line) => JSON.parse(line))) byThread.set(sample.thread, [...(byThread.get(sample.thread) ?? []), sample])
+  for (const sample of lines.map((line) => JSON.parse(line))) {
+    if (!byThread.has(sample.thread)) byThread.set(sample.thread, [])
+    byThread.get(sample.thread).push(sample)
+  }
   const startedAtEpochMs = Date.now() - (performance.now() - startedAt)
   const trends = {}
   for (const [thread, raw] of byThread) {
